@@ -1,0 +1,1 @@
+"""Plugins that exist only for the loader tests (imported by entry-point value)."""
