@@ -40,7 +40,11 @@ from docwiz.tasks.jobs import register_tasks
 logger = logging.getLogger("docwiz.server")
 
 # Every API area: a module exposing ``routes: RouteTable``.
-API_MODULES: tuple[str, ...] = ("docwiz.api.system",)
+API_MODULES: tuple[str, ...] = (
+    "docwiz.api.system",
+    "docwiz.api.files",
+    "docwiz.api.images",
+)
 
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 

@@ -59,8 +59,6 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    public_url: str = ""
-    """Prefix for URLs handed to clients, e.g. ``https://docwiz.example.org``."""
     shutdown_timeout: float = Field(default=30.0, gt=0)
 
     jwt_secret: SecretStr | None = None

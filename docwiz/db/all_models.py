@@ -1,3 +1,4 @@
 """Imports every module that defines tables, so the metadata is complete."""
 
-from docwiz.db import models  # noqa: F401
+import docwiz.db.models
+import docwiz.db.models_images
