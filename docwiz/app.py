@@ -16,12 +16,14 @@ from aiohttp import web
 from docwiz.api.routing import AUTHENTICATOR, RouteTable
 from docwiz.appkeys import (
     BROKER,
+    CATALOG,
     DATABASE,
     PLUGIN_MANAGER,
     PROVIDERS,
     SECRETS,
     SETTINGS,
     TOKENS,
+    CatalogHolder,
 )
 from docwiz.appkeys import REQUEST_ID as REQUEST_ID_KEY
 from docwiz.auth_context import authenticate
@@ -34,6 +36,7 @@ from docwiz.logs import REQUEST_ID
 from docwiz.plugins import load_plugins
 from docwiz.providers import GenerationRefused, GeneratorFailed, GeneratorTimeout
 from docwiz.security.tokens import TokenService
+from docwiz.services.catalog import Catalog, CatalogError
 from docwiz.tasks.broker import make_broker
 from docwiz.tasks.jobs import register_tasks
 
@@ -44,6 +47,7 @@ API_MODULES: tuple[str, ...] = (
     "docwiz.api.system",
     "docwiz.api.files",
     "docwiz.api.images",
+    "docwiz.api.procedures",
 )
 
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -190,6 +194,13 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
         await broker.shutdown()
 
 
+def _load_catalog() -> CatalogHolder:
+    try:
+        return CatalogHolder(Catalog.load())
+    except CatalogError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def create_app(
     settings: Settings,
     *,
@@ -212,6 +223,7 @@ def create_app(
     )
     app[PROVIDERS] = Providers(pm, settings, app[SECRETS].jwt_secret)
     app[AUTHENTICATOR] = authenticate
+    app[CATALOG] = _load_catalog()
 
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_providers_ctx)
