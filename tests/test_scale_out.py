@@ -24,8 +24,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with postgres_server(tmp_path_factory.mktemp("pg")) as url:
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
         yield url
 
 
@@ -67,7 +67,7 @@ async def test_migrate_then_serve_then_run_a_task_on_a_worker(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["migrate"]) == 0
+    assert await asyncio.to_thread(main, ["migrate"]) == 0
     assert "revision" in capsys.readouterr().out
 
     client = await aiohttp_client(create_app(Settings(data_dir=tmp_path)))

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,16 +83,19 @@ def _postgres_bin(name: str) -> str:
 
 
 @contextmanager
-def postgres_server(base: Path) -> Iterator[str]:
-    """A throw-away PostgreSQL cluster under ``base``; yields an asyncpg URL.
+def postgres_server() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster in a new temporary folder; yields its URL.
 
     ``initdb`` refuses to run as root, so as root the cluster belongs to the
-    ``postgres`` system user and its commands run through ``runuser``.
+    ``postgres`` system user and its commands run through ``runuser``; the
+    folder is made directly under the system temp folder, which that user can
+    reach (pytest's own temp folders are private to root).
     """
     as_root = os.geteuid() == 0
     prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    base = Path(tempfile.mkdtemp(prefix="docwiz-pg-"))
     data = base / "pgdata"
-    data.mkdir(parents=True)
+    data.mkdir()
     if as_root:
         shutil.chown(base, "postgres")
         shutil.chown(data, "postgres")
@@ -159,3 +163,4 @@ def postgres_server(base: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(20)
+        shutil.rmtree(base, ignore_errors=True)
