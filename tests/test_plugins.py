@@ -144,3 +144,16 @@ def test_every_hook_has_a_family_and_documentation() -> None:
         assert "Called" in doc and "collected" in doc, (
             f"{name} must say when it is called"
         )
+
+
+def test_every_hook_is_exercised_by_a_test_outside_this_file() -> None:
+    root = Path(__file__).parent.parent
+    test_files = [
+        path
+        for folder in ("tests", "plugins", "examples")
+        for path in (root / folder).rglob("test_*.py")
+        if path.name != Path(__file__).name
+    ]
+    texts = [path.read_text() for path in test_files]
+    for hook in FAMILY_HOOKS.values():
+        assert any(hook in text for text in texts), f"no test exercises {hook}"
