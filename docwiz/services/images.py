@@ -127,12 +127,12 @@ def sniff_format(data: bytes) -> ImageFormat | None:
 
 
 _OTHER_SIGNATURES: Final = (
-    (b"GIF87a", "a GIF"),
-    (b"GIF89a", "a GIF"),
-    (b"BM", "a BMP"),
-    (b"II*\x00", "a TIFF"),
-    (b"MM\x00*", "a TIFF"),
-    (b"%PDF", "a PDF"),
+    (b"GIF87a", "a GIF file"),
+    (b"GIF89a", "a GIF file"),
+    (b"BM", "a BMP file"),
+    (b"II*\x00", "a TIFF file"),
+    (b"MM\x00*", "a TIFF file"),
+    (b"%PDF", "a PDF file"),
 )
 
 
@@ -143,8 +143,8 @@ def _describe_unsupported(data: bytes) -> str:
             return kind
     # HEIC/HEIF: an ISO media box "ftyp" with a HEIF brand; iPhones save these.
     if data[4:8] == b"ftyp" and data[8:12] in {b"heic", b"heix", b"mif1", b"msf1"}:
-        return "a HEIC"
-    return "not a photo format we recognize"
+        return "a HEIC file"
+    return "not a photo file we recognize"
 
 
 def process_upload(
@@ -172,7 +172,7 @@ def process_upload(
     if image_format is None:
         raise ImageRejected(
             "unsupported_format",
-            f"The file is {_describe_unsupported(data)} file. Only JPEG, PNG and"
+            f"The file is {_describe_unsupported(data)}. Only JPEG, PNG and"
             " WebP photos are accepted; please save or export the photo in one"
             " of those formats and upload it again.",
         )
