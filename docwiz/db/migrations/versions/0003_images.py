@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_images"
-down_revision = "0001_users"
+down_revision = "0002_accounts"
 branch_labels = None
 depends_on = None
 
