@@ -13,11 +13,13 @@ from datetime import timedelta
 import pluggy
 from aiohttp import web
 
+from docwiz.api.auth import revocation_ctx
 from docwiz.api.routing import AUTHENTICATOR, RouteTable
 from docwiz.appkeys import (
     BROKER,
     CATALOG,
     DATABASE,
+    FIELD_CIPHER,
     PLUGIN_MANAGER,
     PROVIDERS,
     SECRETS,
@@ -35,6 +37,8 @@ from docwiz.facade import Providers, ProviderUnavailable
 from docwiz.logs import REQUEST_ID
 from docwiz.plugins import load_plugins
 from docwiz.providers import GenerationRefused, GeneratorFailed, GeneratorTimeout
+from docwiz.ratelimit import install_rate_limits
+from docwiz.security.fields import FieldCipher
 from docwiz.security.tokens import TokenService
 from docwiz.services.catalog import Catalog, CatalogError
 from docwiz.tasks.broker import make_broker
@@ -48,6 +52,9 @@ API_MODULES: tuple[str, ...] = (
     "docwiz.api.files",
     "docwiz.api.images",
     "docwiz.api.procedures",
+    "docwiz.api.auth",
+    "docwiz.api.profiles",
+    "docwiz.api.audit",
 )
 
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -215,9 +222,11 @@ def create_app(
     )
     app = web.Application(client_max_size=settings.max_upload_bytes + 64 * 1024)
     install_http_plumbing(app)
+    install_rate_limits(app)
     app[SETTINGS] = settings
     app[PLUGIN_MANAGER] = pm
     app[SECRETS] = resolve_secrets(settings)
+    app[FIELD_CIPHER] = FieldCipher(app[SECRETS].encryption_keys)
     app[TOKENS] = TokenService(
         app[SECRETS].jwt_secret, timedelta(minutes=settings.token_ttl_minutes)
     )
@@ -226,6 +235,7 @@ def create_app(
     app[CATALOG] = _load_catalog()
 
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(revocation_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_broker_ctx)
 

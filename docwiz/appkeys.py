@@ -12,8 +12,11 @@ from taskiq import AsyncBroker
 from docwiz.config import Secrets, Settings
 from docwiz.db.session import Database
 from docwiz.facade import Providers
+from docwiz.security.fields import FieldCipher
+from docwiz.security.revocation import RevocationList
 from docwiz.security.tokens import TokenService
 from docwiz.services.catalog import Catalog
+from docwiz.services.ratelimit import Quota, RateLimiter
 
 
 @dataclass
@@ -32,7 +35,11 @@ PROVIDERS = web.AppKey("providers", Providers)
 TOKENS = web.AppKey("tokens", TokenService)
 BROKER = web.AppKey("broker", AsyncBroker)
 CATALOG = web.AppKey("catalog", CatalogHolder)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+REVOCATIONS = web.AppKey("revocations", RevocationList)
+FIELD_CIPHER = web.AppKey("field_cipher", FieldCipher)
 
 
 # Per-request state set by the middleware and the authenticator.
 REQUEST_ID = web.RequestKey("request_id", str)
+RATE_QUOTA = web.RequestKey("rate_quota", Quota)

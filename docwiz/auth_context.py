@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from docwiz.api.routing import AuthLevel
-from docwiz.appkeys import DATABASE, TOKENS
+from docwiz.appkeys import DATABASE, REVOCATIONS, TOKENS
 from docwiz.db.models import User
 from docwiz.errors import Forbidden, Unauthorized
 from docwiz.security.tokens import InvalidToken, TokenClaims
@@ -28,6 +28,8 @@ async def user_for_token(request: web.Request, token: str) -> tuple[User, TokenC
         claims = request.app[TOKENS].decode(token)
     except InvalidToken as exc:
         raise Unauthorized(f"Could not validate credentials: {exc}") from None
+    if await request.app[REVOCATIONS].is_revoked(claims.token_id):
+        raise Unauthorized("Could not validate credentials: the token was revoked")
     async with request.app[DATABASE].session() as session:
         user = await session.get(User, claims.subject)
     if user is None or not user.is_active:

@@ -1,4 +1,4 @@
-"""The ``docwiz`` command: serve, worker, migrate, users, plugins."""
+"""The ``docwiz`` command: serve, worker, migrate, users, plugins, keys, audit."""
 
 from __future__ import annotations
 
@@ -168,6 +168,127 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- keys ----------------------------------------------------------------------
+
+
+async def _rotate_keys(settings: Settings) -> str:
+    from docwiz.config import resolve_secrets
+    from docwiz.db import migrate
+    from docwiz.db.session import Database
+    from docwiz.security.fields import (
+        FieldCipher,
+        UndecryptableField,
+        rotate_encrypted_columns,
+    )
+
+    cipher = FieldCipher(resolve_secrets(settings).encryption_keys)
+    database = Database(settings.resolved_database_url)
+    try:
+        if settings.mode == "embedded":
+            await migrate.upgrade(database)
+        try:
+            report = await rotate_encrypted_columns(database, cipher)
+        except UndecryptableField:
+            raise CommandError(
+                "a stored value opens with none of the configured keys; list the "
+                "new key first and keep the old ones after it until rotation ends"
+            ) from None
+        return (
+            f"re-encrypted {report.values} values in {report.columns} columns "
+            "with the first key"
+        )
+    finally:
+        await database.dispose()
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging("WARNING")
+    print(asyncio.run(_rotate_keys(settings)))
+    return 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+    return 0
+
+
+# -- audit ---------------------------------------------------------------------
+
+
+async def _audit_events(
+    settings: Settings, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    from docwiz.db import migrate
+    from docwiz.db.session import Database
+    from docwiz.services.audit import AuditFilter, list_events
+
+    filters = AuditFilter(
+        user_id=args.user,
+        patient_id=args.patient,
+        action=args.action,
+        since=args.since,
+    )
+    database = Database(settings.resolved_database_url)
+    try:
+        if settings.mode == "embedded":
+            await migrate.upgrade(database)
+        async with database.session() as session:
+            events = await list_events(session, filters, limit=args.limit)
+        return [
+            {
+                "id": event.id,
+                "occurred_at": event.occurred_at.isoformat(),
+                "user_id": event.user_id,
+                "action": event.action,
+                "resource_type": event.resource_type,
+                "resource_id": event.resource_id,
+                "patient_id": event.patient_id,
+                "outcome": event.outcome,
+                "request_id": event.request_id,
+                "client_address": event.client_address,
+            }
+            for event in events
+        ]
+    finally:
+        await database.dispose()
+
+
+def _utc_time(text: str) -> Any:
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _event_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError("a number from 1 to 10000")
+    return int(text)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging("WARNING")
+    events = asyncio.run(_audit_events(settings, args))
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return 0
+    for event in events:
+        print(
+            f"{event['occurred_at']}  {event['user_id'] or '-'}  {event['action']}  "
+            f"{event['resource_type']}:{event['resource_id'] or '-'}  "
+            f"patient={event['patient_id'] or '-'}  {event['outcome']}  "
+            f"request={event['request_id'] or '-'}"
+        )
+    return 0
+
+
 # -- entry point ---------------------------------------------------------------
 
 
@@ -203,6 +324,27 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="list plugins and active providers")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(run=cmd_plugins)
+
+    keys = commands.add_parser("keys", help="field encryption keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = key_commands.add_parser(
+        "rotate",
+        help="re-encrypt every encrypted field with the first configured key",
+    )
+    rotate.set_defaults(run=cmd_keys_rotate)
+    generate = key_commands.add_parser("generate", help="print a new Fernet key")
+    generate.set_defaults(run=cmd_keys_generate)
+
+    audit = commands.add_parser("audit", help="read the audit trail, newest first")
+    audit.add_argument("--user", help="only events of this user id")
+    audit.add_argument("--patient", help="only events about this patient (profile id)")
+    audit.add_argument("--action", help="only this action, e.g. profile.read")
+    audit.add_argument("--since", type=_utc_time, help="ISO 8601 time (UTC if no zone)")
+    audit.add_argument(
+        "--limit", type=_event_count, default=50, help="at most N events (1-10000)"
+    )
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.set_defaults(run=cmd_audit)
     return parser
 
 

@@ -7,6 +7,7 @@ the defaults below, which give the embedded single-machine service.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -68,6 +69,11 @@ class Settings(BaseSettings):
 
     rate_limit_per_hour: int = Field(default=100, ge=1)
     trusted_proxies: CommaList = []
+    """Proxy addresses or networks whose ``X-Forwarded-For`` is believed."""
+    login_failures_per_email: int = Field(default=10, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
+    login_failure_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    """Failed logins allowed per account and per client address in this window."""
     max_upload_mb: int = Field(default=10, ge=1, le=100)
 
     storage_backend: str = "local"
@@ -91,6 +97,16 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _proxies_are_addresses(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @field_validator("plugins", mode="after")
