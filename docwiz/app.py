@@ -55,6 +55,7 @@ API_MODULES: tuple[str, ...] = (
     "docwiz.api.auth",
     "docwiz.api.profiles",
     "docwiz.api.audit",
+    "docwiz.api.visualizations",
 )
 
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{8,64}$")

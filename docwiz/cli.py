@@ -1,4 +1,5 @@
-"""The ``docwiz`` command: serve, worker, migrate, users, plugins, keys, audit."""
+"""The ``docwiz`` command: serve, worker, migrate, users, plugins, keys, audit
+and cases."""
 
 from __future__ import annotations
 
@@ -289,6 +290,58 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- cases ---------------------------------------------------------------------
+
+
+async def _import_cases(settings: Settings, source: str) -> Any:
+    from pathlib import Path
+
+    from docwiz.config import resolve_secrets
+    from docwiz.db import migrate
+    from docwiz.db.session import Database
+    from docwiz.facade import Providers
+    from docwiz.plugins import load_plugins
+    from docwiz.services.cases import CaseImportError, import_cases
+    from docwiz.services.catalog import Catalog, CatalogError
+
+    try:
+        catalog = Catalog.load()
+    except CatalogError as exc:
+        raise CommandError(str(exc)) from None
+    pm = load_plugins(allow=settings.plugins_allow, block=settings.plugins_block)
+    providers = Providers(pm, settings, resolve_secrets(settings).jwt_secret)
+    database = Database(settings.resolved_database_url)
+    try:
+        if settings.mode == "embedded":
+            await migrate.upgrade(database)
+        return await import_cases(
+            database,
+            providers.storage,
+            catalog,
+            Path(source),
+            max_bytes=settings.max_upload_bytes,
+        )
+    except CaseImportError as exc:
+        problems = "\n  ".join(exc.problems)
+        raise CommandError(f"nothing was imported:\n  {problems}") from None
+    finally:
+        await database.dispose()
+        await providers.close()
+
+
+def cmd_cases_import(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging("WARNING")
+    report = asyncio.run(_import_cases(settings, args.directory))
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    print(
+        f"imported {report.imported} cases (batch {report.batch}) "
+        f"in {report.seconds:.1f} s"
+    )
+    return 0
+
+
 # -- entry point ---------------------------------------------------------------
 
 
@@ -320,6 +373,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("email")
     create.add_argument("--admin", action="store_true", help="make it an administrator")
     create.set_defaults(run=cmd_users_create)
+
+    cases = commands.add_parser("cases", help="the similar-case library")
+    case_commands = cases.add_subparsers(dest="cases_command", required=True)
+    case_import = case_commands.add_parser(
+        "import",
+        help="import anonymized cases: a folder with cases.csv and the photos it "
+        "names (see seeds/cases/README.md); all or nothing",
+    )
+    case_import.add_argument("directory", help="the folder (or its CSV file)")
+    case_import.set_defaults(run=cmd_cases_import)
 
     plugins = commands.add_parser("plugins", help="list plugins and active providers")
     plugins.add_argument("--json", action="store_true", help="print JSON")

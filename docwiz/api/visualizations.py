@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from docwiz.api.images import URL_TTL_SECONDS, image_url, load_owned_image
 from docwiz.api.routing import RouteTable
-from docwiz.appkeys import CATALOG, DATABASE, IMAGE_SLOTS, PROVIDERS
+from docwiz.appkeys import CATALOG, DATABASE, PROVIDERS
 from docwiz.auth_context import current_user
 from docwiz.db.base import new_id
 from docwiz.db.models_accounts import PatientProfile
@@ -247,7 +247,6 @@ async def create_visualization(
                 before,
                 image.mime_type,
                 procedure.to_info(),
-                cpu_slots=request.app[IMAGE_SLOTS],
             )
         except GenerationRefused as exc:
             raise BadRequest(str(exc), code="generation_refused") from None

@@ -3,3 +3,4 @@
 import docwiz.db.models
 import docwiz.db.models_accounts
 import docwiz.db.models_images
+import docwiz.db.models_visualizations

@@ -51,14 +51,11 @@ async def generate_preview(
     before: bytes,
     mime_type: str,
     procedure: ProcedureInfo,
-    *,
-    cpu_slots: asyncio.Semaphore | None = None,
 ) -> Preview:
     """Ask the generator for the after image and describe the treated region.
 
     Raises what the generator raises (refused 400, failed 502, timed out 504)
     and :class:`GeneratorFailed` for an answer that is not a usable image.
-    ``cpu_slots`` bounds how many photos are measured at once.
     """
     result = await generator.generate(
         GenerationRequest(image=before, mime_type=mime_type, procedure=procedure)
@@ -79,7 +76,7 @@ async def generate_preview(
 
     features = features_from_details(result.details, procedure.body_region)
     if features is None:
-        features = await measure_region(before, procedure.body_region, cpu_slots)
+        features = await measure_region(before, procedure.body_region)
     return Preview(result, kind.mime_type, kind.extension, features)
 
 
@@ -102,17 +99,11 @@ def features_from_details(
     return MeasuredRegion(str(anchor), {k: float(v) for k, v in values.items()})
 
 
-async def measure_region(
-    photo: bytes, body_region: str, cpu_slots: asyncio.Semaphore | None = None
-) -> MeasuredRegion | None:
+async def measure_region(photo: bytes, body_region: str) -> MeasuredRegion | None:
     """Region features of ``photo``, or ``None`` when the region cannot be found
     (a generator such as Gemini may succeed where the face detector does not)."""
     try:
-        if cpu_slots is None:
-            measured = await asyncio.to_thread(describe_region, photo, body_region)
-        else:
-            async with cpu_slots:
-                measured = await asyncio.to_thread(describe_region, photo, body_region)
+        measured = await asyncio.to_thread(describe_region, photo, body_region)
     except GenerationRefused as exc:
         log.info("no region features for the preview: %s", exc)
         return None
