@@ -427,6 +427,8 @@ async def _ensure_demo_library(app: web.Application) -> None:
     every test app) free of the copy into storage. A failure is logged and
     the query goes on with the cases that are there; the next query retries.
     """
+    # TODO(cases): a setting to leave the demo library out once a practice has
+    # imported its own; it needs a field in docwiz.config.Settings.
     database = app[DATABASE]
     state = _demo_states.setdefault(database, _DemoLibraryState())
     if state.loaded:

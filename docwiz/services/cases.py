@@ -494,6 +494,15 @@ def read_case_rows(source: Path, catalog: Catalog, *, demo: bool) -> list[_CaseR
             [f"{csv_path} cannot be read as UTF-8 text: {exc}"]
         ) from None
 
+    try:
+        return _parse_rows(csv_path, text, catalog, demo=demo)
+    except csv.Error as exc:
+        raise CaseImportError([f"{csv_path} is not a valid CSV file: {exc}"]) from None
+
+
+def _parse_rows(
+    csv_path: Path, text: str, catalog: Catalog, *, demo: bool
+) -> list[_CaseRow]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     _check_columns(reader.fieldnames or [])
     root = csv_path.parent.resolve()
@@ -705,7 +714,10 @@ def _prepare_case(row: _CaseRow, *, trusted: bool, max_bytes: int) -> _PreparedC
 def _prepare_photo(
     path: Path, column: str, trusted: bool, max_bytes: int
 ) -> _PreparedPhoto:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{column} {path.name!r} cannot be read: {exc}") from None
     if trusted:
         kind = sniff_format(data)
         if kind is None:
