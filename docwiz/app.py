@@ -13,7 +13,7 @@ from datetime import timedelta
 import pluggy
 from aiohttp import web
 
-from docwiz.api.auth import revocation_ctx
+from docwiz.api.auth import accounts_ctx
 from docwiz.api.routing import AUTHENTICATOR, RouteTable
 from docwiz.appkeys import (
     BROKER,
@@ -236,7 +236,7 @@ def create_app(
     app[CATALOG] = _load_catalog()
 
     app.cleanup_ctx.append(_database_ctx)
-    app.cleanup_ctx.append(revocation_ctx)
+    app.cleanup_ctx.append(accounts_ctx)
     app.cleanup_ctx.append(_providers_ctx)
     app.cleanup_ctx.append(_broker_ctx)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Literal
@@ -47,6 +48,11 @@ logger = logging.getLogger("docwiz.auth")
 routes = RouteTable("auth")
 
 PURGE_INTERVAL_SECONDS = 600.0
+
+# Password hashes verified at once. More than the CPUs only adds threads that
+# compete with the event loop and the database threads for the same cores;
+# waiting logins queue here at no cost.
+PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
 WRONG_CREDENTIALS = "Incorrect email or password"
 
 
@@ -142,7 +148,7 @@ def _login_email(raw: str) -> str:
 
 
 async def _check_credentials(
-    database: Database, email: str, password: str
+    database: Database, slots: asyncio.Semaphore, email: str, password: str
 ) -> tuple[User | None, bool]:
     """The account under ``email`` and whether ``password`` opens it.
 
@@ -151,11 +157,12 @@ async def _check_credentials(
     """
     async with database.session() as session:
         user = await find_user_by_email(session, email)
-    matches = await verify_password(user.password_hash if user else None, password)
-    if user is None or not matches or not user.is_active:
-        return user, False
-    if needs_rehash(user.password_hash):
-        await _rehash(database, user, password)
+    async with slots:
+        matches = await verify_password(user.password_hash if user else None, password)
+        if user is None or not matches or not user.is_active:
+            return user, False
+        if needs_rehash(user.password_hash):
+            await _rehash(database, user, password)
     return user, True
 
 
@@ -191,7 +198,10 @@ async def login(request: web.Request, body: LoginIn) -> TokenOut:
     await throttle.check(address, email)
 
     user, matches = await _check_credentials(
-        request.app[DATABASE], email, body.password.get_secret_value()
+        request.app[DATABASE],
+        request.app[PASSWORD_CHECKS],
+        email,
+        body.password.get_secret_value(),
     )
     if not matches:
         await throttle.failed(address, email)
@@ -255,7 +265,7 @@ async def me(request: web.Request) -> UserOut:
     return UserOut.of(current_user(request))
 
 
-# -- the revocation list's lifetime --------------------------------------------
+# -- what the accounts area opens at start ------------------------------------
 
 
 def make_revocation_list(app: web.Application) -> RevocationList:
@@ -274,10 +284,12 @@ async def _purge_periodically(revocations: RevocationList) -> None:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 
-async def revocation_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the revocation list (after the database) and purge it regularly."""
+async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the revocation list (after the database) and purge it regularly;
+    bound how many password hashes are checked at once."""
     revocations = make_revocation_list(app)
     app[REVOCATIONS] = revocations
+    app[PASSWORD_CHECKS] = asyncio.Semaphore(os.cpu_count() or 1)
     purger = asyncio.create_task(_purge_periodically(revocations))
     try:
         yield
