@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -577,3 +578,28 @@ def test_the_oldest_accepted_birth_date_is_130_years_back() -> None:
     body = profile(date_of_birth=oldest.isoformat())
 
     assert ProfileIn.model_validate(body).date_of_birth == oldest
+
+
+async def test_policy_numbers_and_histories_never_reach_the_logs(
+    client: TestClient[Any, Any],
+    make_account: MakeAccount,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    owner, stranger = await make_account(), await make_account()
+    with caplog.at_level(logging.DEBUG):
+        created = await create(client, owner)
+        await put(
+            client,
+            owner,
+            created["id"],
+            {"insurance_info": {"policy_number": "LOG0000SECRET"}, "version": 9},
+        )
+        await put(
+            client, owner, created["id"], {"medical_history": "Secret history note"}
+        )
+        await client.get(f"/api/profiles/{created['id']}", headers=stranger.headers)
+        await client.post("/api/profiles", json=PROFILE, headers=owner.headers)
+
+    logged = caplog.text + "".join(str(record.args) for record in caplog.records)
+    for secret in ("BC123456789", "LOG0000SECRET", "Secret history", "significant"):
+        assert secret not in logged
