@@ -49,10 +49,10 @@ routes = RouteTable("auth")
 
 PURGE_INTERVAL_SECONDS = 600.0
 
-# Password hashes verified at once. More than the CPUs only adds threads that
-# compete with the event loop and the database threads for the same cores;
-# waiting logins queue here at no cost.
-PASSWORD_CHECKS = web.AppKey("password_checks", asyncio.Semaphore)
+# Argon2 hashes computed at once (logins and registrations). More than the CPUs
+# only adds threads that compete with the event loop and the database threads
+# for the same cores; waiting requests queue here at no cost.
+PASSWORD_SLOTS = web.AppKey("password_slots", asyncio.Semaphore)
 WRONG_CREDENTIALS = "Incorrect email or password"
 
 
@@ -120,7 +120,10 @@ async def register(request: web.Request, body: RegisterIn) -> UserOut:
     """Passwords need 10+ characters mixing three of lower case, upper case,
     digits and symbols, or a passphrase of 16+ characters."""
     try:
-        async with request.app[DATABASE].session() as session:
+        async with (
+            request.app[PASSWORD_SLOTS],
+            request.app[DATABASE].session() as session,
+        ):
             user = await create_user(
                 session, body.email, body.password.get_secret_value()
             )
@@ -199,7 +202,7 @@ async def login(request: web.Request, body: LoginIn) -> TokenOut:
 
     user, matches = await _check_credentials(
         request.app[DATABASE],
-        request.app[PASSWORD_CHECKS],
+        request.app[PASSWORD_SLOTS],
         email,
         body.password.get_secret_value(),
     )
@@ -275,6 +278,14 @@ def make_revocation_list(app: web.Application) -> RevocationList:
     return DatabaseRevocationList(app[DATABASE])
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (a container's affinity, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 async def _purge_periodically(revocations: RevocationList) -> None:
     while True:
         try:
@@ -286,10 +297,10 @@ async def _purge_periodically(revocations: RevocationList) -> None:
 
 async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the revocation list (after the database) and purge it regularly;
-    bound how many password hashes are checked at once."""
+    bound how many password hashes are computed at once."""
     revocations = make_revocation_list(app)
     app[REVOCATIONS] = revocations
-    app[PASSWORD_CHECKS] = asyncio.Semaphore(os.cpu_count() or 1)
+    app[PASSWORD_SLOTS] = asyncio.Semaphore(_usable_cpus())
     purger = asyncio.create_task(_purge_periodically(revocations))
     try:
         yield
