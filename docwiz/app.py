@@ -20,6 +20,7 @@ from docwiz.appkeys import (
     CATALOG,
     DATABASE,
     FIELD_CIPHER,
+    IMAGE_SLOTS,
     PLUGIN_MANAGER,
     PROVIDERS,
     SECRETS,
@@ -234,6 +235,7 @@ def create_app(
     app[PROVIDERS] = Providers(pm, settings, app[SECRETS].jwt_secret)
     app[AUTHENTICATOR] = authenticate
     app[CATALOG] = _load_catalog()
+    app[IMAGE_SLOTS] = asyncio.Semaphore(settings.image_workers)
 
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(accounts_ctx)

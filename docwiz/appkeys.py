@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ CATALOG = web.AppKey("catalog", CatalogHolder)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 REVOCATIONS = web.AppKey("revocations", RevocationList)
 FIELD_CIPHER = web.AppKey("field_cipher", FieldCipher)
+IMAGE_SLOTS = web.AppKey("image_slots", asyncio.Semaphore)
 
 
 # Per-request state set by the middleware and the authenticator.

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     login_failure_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
     """Failed logins allowed per account and per client address in this window."""
     max_upload_mb: int = Field(default=10, ge=1, le=100)
+    image_workers: int = Field(default=2, ge=1, le=64)
+    """Photos decoded at once; each 24-megapixel photo needs about 100 MB."""
 
     storage_backend: str = "local"
     image_generator: str = "offline"

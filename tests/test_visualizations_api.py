@@ -591,3 +591,26 @@ async def test_ranking_puts_procedure_and_geometry_first(
     }
     all_scores = [case["similarity_score"] for case in body["similar_cases"]]
     assert all_scores == sorted(all_scores, reverse=True)
+
+
+async def test_deleting_the_photo_removes_its_previews_and_their_files(
+    client: TestClient[Any, Any],
+    account: Any,
+    settings: Settings,
+    patient: dict[str, str],
+    visualization: dict[str, Any],
+) -> None:
+    assert stored_files(settings, "visualizations") != []
+
+    deleted = await client.delete(
+        f"/api/images/{patient['image_id']}", headers=account.headers
+    )
+
+    assert deleted.status == 200
+    assert stored_files(settings, "visualizations") == []
+    assert stored_files(settings, "images") == []
+    gone = await client.get(
+        f"/api/visualizations/{visualization['id']}", headers=account.headers
+    )
+    assert gone.status == 404
+    assert (await client.get(visualization["after_image_url"])).status == 404

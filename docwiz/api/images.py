@@ -10,12 +10,14 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from docwiz.api.routing import RouteTable
-from docwiz.appkeys import DATABASE, PROVIDERS, SETTINGS
+from docwiz.appkeys import DATABASE, IMAGE_SLOTS, PROVIDERS, SETTINGS
 from docwiz.auth_context import current_user
 from docwiz.db.base import new_id
 from docwiz.db.models_images import StoredImage
+from docwiz.db.models_visualizations import Visualization
 from docwiz.errors import BadRequest, Forbidden, NotFound
 from docwiz.services.images import ImageRejected, process_upload, read_limited
 
@@ -107,9 +109,11 @@ async def upload_image(request: web.Request) -> ImageUploaded:
     settings = request.app[SETTINGS]
     data, filename = await _read_file_field(request, settings.max_upload_bytes)
     try:
-        processed = await asyncio.to_thread(
-            process_upload, data, max_bytes=settings.max_upload_bytes
-        )
+        # Decoding takes ~10x the file size in memory: bound how many at once.
+        async with request.app[IMAGE_SLOTS]:
+            processed = await asyncio.to_thread(
+                process_upload, data, max_bytes=settings.max_upload_bytes
+            )
     except ImageRejected as exc:
         raise BadRequest(str(exc), code=exc.reason_code) from None
     del data
@@ -188,15 +192,24 @@ async def get_image(request: web.Request) -> ImageOut:
     errors={403: "The image belongs to another user", 404: "Image not found"},
 )
 async def delete_image(request: web.Request) -> Deleted:
-    """The row goes only if the stored file could be removed."""
+    """Also deletes the previews made from the photo. Rows go only if every
+    stored file could be removed: a failed file delete rolls the rows back."""
     image = await load_owned_image(request, request.match_info["image_id"])
     storage = request.app[PROVIDERS].storage
     async with request.app[DATABASE].session() as session:
         row = await session.get(StoredImage, image.id)
         if row is None:
             raise NotFound("Image not found")
+        previews = (
+            await session.scalars(
+                select(Visualization).where(Visualization.before_image_id == image.id)
+            )
+        ).all()
+        for preview in previews:
+            await session.delete(preview)
         await session.delete(row)
         await session.flush()
-        await storage.delete(image.storage_key)
-    logger.info("deleted image %s", image.id)
+        for key in [p.after_storage_key for p in previews] + [image.storage_key]:
+            await storage.delete(key)
+    logger.info("deleted image %s and %d previews", image.id, len(previews))
     return Deleted(success=True, message=f"Image {image.id} deleted successfully")

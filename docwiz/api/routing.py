@@ -105,7 +105,7 @@ class RouteTable:
 
 # Set by docwiz.app: resolves the caller of an endpoint that needs one.
 Authenticator = Callable[[web.Request, AuthLevel], Awaitable[None]]
-AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 
 
 def _serve(

@@ -31,8 +31,8 @@ class Visualization(Base):
     patient_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("patient_profiles.id", ondelete="CASCADE"), index=True
     )
-    # TODO(visualizations): deleting the photo or the profile cascades to this
-    # row but leaves the after image in storage; those deletes should remove it.
+    # Deleting the photo removes these rows and their after images
+    # (docwiz.api.images.delete_image); profiles have no delete endpoint.
     before_image_id: Mapped[str] = mapped_column(
         String(40), ForeignKey("images.id", ondelete="CASCADE"), index=True
     )
