@@ -48,8 +48,10 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Third-party loggers that would print request URLs with query strings.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Third-party loggers that would print request URLs with query strings,
+    # or SQL parameters (password hashes, names, birth dates) at DEBUG.
+    for name in ("aiohttp.access", "aiosqlite", "sqlalchemy.engine", "asyncpg"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class AccessLogger(AbstractAccessLogger):

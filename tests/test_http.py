@@ -220,3 +220,13 @@ def test_access_log_leaves_out_query_strings(caplog: pytest.LogCaptureFixture) -
     assert "eyJsecret" not in caplog.text
     assert "/api/ws/tasks/task_1" in caplog.text
     assert caplog.records[-1].request_id == "abc"  # type: ignore[attr-defined]
+
+
+def test_debug_logging_keeps_sql_parameters_out() -> None:
+    from docwiz.logs import configure_logging
+
+    configure_logging("DEBUG")
+
+    for name in ("aiosqlite", "sqlalchemy.engine", "asyncpg", "aiohttp.access"):
+        assert not logging.getLogger(name).isEnabledFor(logging.DEBUG), name
+    assert logging.getLogger("docwiz.auth").isEnabledFor(logging.DEBUG)
