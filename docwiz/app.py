@@ -41,6 +41,7 @@ from docwiz.providers import GenerationRefused, GeneratorFailed, GeneratorTimeou
 from docwiz.ratelimit import install_rate_limits
 from docwiz.security.fields import FieldCipher
 from docwiz.security.tokens import TokenService
+from docwiz.server import install_in_flight_tracking
 from docwiz.services.catalog import Catalog, CatalogError
 from docwiz.tasks.broker import make_broker
 from docwiz.tasks.jobs import register_tasks
@@ -143,7 +144,9 @@ async def _add_request_id(request: web.Request, response: web.StreamResponse) ->
 
 
 def install_http_plumbing(app: web.Application) -> None:
-    """The error body and request ids, for the service and for test apps."""
+    """The error body, request ids and in-flight counting, for the service
+    and for test apps."""
+    install_in_flight_tracking(app)
     app.middlewares.append(errors_middleware)
     app.on_response_prepare.append(_add_request_id)
 

@@ -29,10 +29,8 @@ class CommandError(Exception):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from docwiz.app import create_app
-    from docwiz.logs import AccessLogger
+    from docwiz.server import serve
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
@@ -41,16 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     settings = load_settings(**overrides)
     configure_logging(settings.log_level)
-    app = create_app(settings)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("docwiz.access"),
-        shutdown_timeout=settings.shutdown_timeout,
-        print=lambda message: logger.info("%s", message.strip()),
-    )
+    asyncio.run(serve(create_app(settings), settings))
     return 0
 
 
