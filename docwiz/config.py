@@ -211,6 +211,8 @@ def _read_or_create_secret(path: Path, make: Any) -> bytes:
 
 def resolve_secrets(settings: Settings) -> Secrets:
     """Secrets from the environment (scale-out) or the data folder (embedded)."""
+    # The data folder holds patient photos and the database: private to us.
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if settings.jwt_secret is not None:
         jwt_secret = settings.jwt_secret.get_secret_value().encode()
     elif settings.mode == "embedded":

@@ -171,3 +171,16 @@ def test_short_jwt_secret_and_bad_key_are_refused(tmp_path: Path) -> None:
         resolve_secrets(
             Settings(data_dir=tmp_path, jwt_secret="s" * 40, encryption_keys="nope")
         )
+
+
+async def test_new_data_folder_and_database_are_private(tmp_path: Path) -> None:
+    from docwiz.db.session import Database
+
+    settings = Settings(data_dir=tmp_path / "fresh")
+    resolve_secrets(settings)
+    database = Database(settings.resolved_database_url)
+    await database.ping()
+    await database.dispose()
+
+    assert stat.S_IMODE((tmp_path / "fresh").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "fresh" / "docwiz.db").stat().st_mode) == 0o600
