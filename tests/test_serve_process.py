@@ -36,22 +36,27 @@ async def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> Non
     raise AssertionError("docwiz serve did not become healthy in 30 s")
 
 
-async def test_serve_bootstraps_admin_and_stops_on_sigterm(tmp_path: Path) -> None:
+def start_serve(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`docwiz serve` on a free port with a bootstrap admin; output piped."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("DOCWIZ_")},
-        "DOCWIZ_DATA_DIR": str(tmp_path / "var"),
+        "DOCWIZ_DATA_DIR": str(folder / "var"),
         "DOCWIZ_ADMIN_EMAIL": "root@example.com",
         "DOCWIZ_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "docwiz.cli", "serve", "--port", str(port)],
         env=env,
-        cwd=tmp_path,
+        cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+async def test_serve_bootstraps_admin_and_stops_on_sigterm(tmp_path: Path) -> None:
+    process, base = start_serve(tmp_path)
     try:
         await wait_until_healthy(base, process)
         async with aiohttp.ClientSession() as session:
@@ -75,21 +80,7 @@ async def test_serve_bootstraps_admin_and_stops_on_sigterm(tmp_path: Path) -> No
 
 
 async def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DOCWIZ_")},
-        "DOCWIZ_DATA_DIR": str(tmp_path / "var"),
-        "DOCWIZ_ADMIN_EMAIL": "root@example.com",
-        "DOCWIZ_ADMIN_PASSWORD": ADMIN_PASSWORD,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "docwiz.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_serve(tmp_path)
     photo = (
         Path(__file__).parent / "fixtures" / "images" / "astronaut.jpg"
     ).read_bytes()
