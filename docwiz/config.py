@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     image_workers: int = Field(default=2, ge=1, le=64)
     """Photos decoded at once; each 24-megapixel photo needs about 100 MB."""
 
+    demo_cases: bool = True
+    """Offer the shipped demo case library in similar-case results; a practice
+    that imported its own cases turns it off."""
+
     storage_backend: str = "local"
     image_generator: str = "offline"
     text_generator: str = "template"

@@ -17,7 +17,7 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 from PIL import Image, ImageDraw, ImageFilter
 
-from docwiz.appkeys import DATABASE
+from docwiz.appkeys import DATABASE, SETTINGS
 from docwiz.builtin.offline_generator import MODEL_NAME, RECIPES, locate_region
 from docwiz.config import Settings
 from docwiz.db.base import new_id
@@ -614,3 +614,17 @@ async def test_deleting_the_photo_removes_its_previews_and_their_files(
     )
     assert gone.status == 404
     assert (await client.get(visualization["after_image_url"])).status == 404
+
+
+async def test_the_demo_library_can_be_left_out(
+    client: TestClient[Any, Any], account: Any, visualization: dict[str, Any]
+) -> None:
+    assert (await (await similar(client, account, visualization["id"])).json())[
+        "total_found"
+    ] == 6
+    client.app[SETTINGS].demo_cases = False
+
+    body = await (await similar(client, account, visualization["id"])).json()
+
+    assert body["similar_cases"] == []
+    assert body["total_found"] == 0

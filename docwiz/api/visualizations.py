@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from docwiz.api.images import URL_TTL_SECONDS, image_url, load_owned_image
 from docwiz.api.routing import RouteTable
-from docwiz.appkeys import CATALOG, DATABASE, PROVIDERS
+from docwiz.appkeys import CATALOG, DATABASE, PROVIDERS, SETTINGS
 from docwiz.auth_context import current_user
 from docwiz.db.base import new_id
 from docwiz.db.models_accounts import PatientProfile
@@ -330,7 +330,8 @@ async def similar_cases(
     ) as event:
         visualization = await _load_owned_visualization(request, visualization_id)
         event.patient_id = visualization.patient_id
-        await _ensure_demo_library(request.app)
+        if request.app[SETTINGS].demo_cases:
+            await _ensure_demo_library(request.app)
 
         features = None
         if visualization.features and visualization.feature_anchor:
@@ -384,7 +385,12 @@ def _case_filters(
         applied["age_range"] = str(age_range)
     if query.min_outcome_rating is not None:
         applied["min_outcome_rating"] = query.min_outcome_rating
-    filters = CaseFilters(procedure_id, age_range, query.min_outcome_rating)
+    filters = CaseFilters(
+        procedure_id,
+        age_range,
+        query.min_outcome_rating,
+        include_demo=request.app[SETTINGS].demo_cases,
+    )
     return filters, applied
 
 
@@ -427,8 +433,6 @@ async def _ensure_demo_library(app: web.Application) -> None:
     every test app) free of the copy into storage. A failure is logged and
     the query goes on with the cases that are there; the next query retries.
     """
-    # TODO(cases): a setting to leave the demo library out once a practice has
-    # imported its own; it needs a field in docwiz.config.Settings.
     database = app[DATABASE]
     state = _demo_states.setdefault(database, _DemoLibraryState())
     if state.loaded:

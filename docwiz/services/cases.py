@@ -376,6 +376,7 @@ class CaseFilters:
     procedure_id: str | None = None
     age_range: AgeRange | None = None
     min_outcome_rating: float | None = None
+    include_demo: bool = True
 
 
 async def find_similar_cases(
@@ -391,6 +392,8 @@ async def find_similar_cases(
     """The best ``limit`` cases of ``body_region`` that pass the filters, most
     similar to a preview of ``procedure_id`` first, and how many passed."""
     query = select(SimilarCase).where(SimilarCase.body_region == body_region)
+    if not filters.include_demo:
+        query = query.where(SimilarCase.is_demo.is_(False))
     if filters.procedure_id is not None:
         query = query.where(SimilarCase.procedure_id == filters.procedure_id)
     if filters.min_outcome_rating is not None:
