@@ -295,3 +295,31 @@ async def test_signed_links_refuse_tampering_and_expiry(
     response = await client.get(expired)
     assert response.status == 403
     assert "expired" in (await response.json())["detail"]
+
+
+async def test_image_access_is_audited(
+    client: TestClient[Any, Any], make_account: Any, admin: Any
+) -> None:
+    owner = await make_account()
+    stranger = await make_account()
+    image_id = (await (await upload(client, owner.headers, PORTRAIT)).json())["id"]
+    await client.get(f"/api/images/{image_id}", headers=owner.headers)
+    await client.get(f"/api/images/{image_id}", headers=stranger.headers)
+    await client.delete(f"/api/images/{image_id}", headers=owner.headers)
+
+    response = await client.get(
+        "/api/audit", params={"resource_type": "image"}, headers=admin.headers
+    )
+    events = [
+        (e["action"], e["user_id"], e["outcome"], e["resource_id"])
+        for e in (await response.json())["events"]
+    ]
+
+    assert sorted(events) == sorted(
+        [
+            ("image.create", owner.id, "success", image_id),
+            ("image.read", owner.id, "success", image_id),
+            ("image.read", stranger.id, "denied", image_id),
+            ("image.delete", owner.id, "success", image_id),
+        ]
+    )

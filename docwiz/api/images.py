@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from urllib.parse import unquote
 
@@ -19,6 +19,7 @@ from docwiz.db.base import new_id
 from docwiz.db.models_images import StoredImage
 from docwiz.db.models_visualizations import Visualization
 from docwiz.errors import BadRequest, Forbidden, NotFound
+from docwiz.services import audit
 from docwiz.services.images import ImageRejected, process_upload, read_limited
 
 logger = logging.getLogger("docwiz.images")
@@ -141,15 +142,25 @@ async def upload_image(request: web.Request) -> ImageUploaded:
         await asyncio.shield(storage.delete(key))
         raise
     logger.info("stored image %s (%d bytes)", image.id, image.size_bytes)
-    return ImageUploaded(
-        id=image.id,
-        url=await image_url(request, image),
-        width=image.width,
-        height=image.height,
-        format=image.format,
-        size_bytes=image.size_bytes,
-        uploaded_at=image.uploaded_at,
+    await audit.record(
+        request, action="image.create", resource_type="image", resource_id=image.id
     )
+    return ImageUploaded.model_validate(await _describe(request, image))
+
+
+async def _describe(request: web.Request, image: StoredImage) -> dict[str, object]:
+    """The image's public fields with a fresh signed link."""
+    return {
+        "id": image.id,
+        "user_id": image.user_id,
+        "url": await image_url(request, image),
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "size_bytes": image.size_bytes,
+        "original_filename": image.original_filename,
+        "uploaded_at": image.uploaded_at,
+    }
 
 
 async def load_owned_image(request: web.Request, image_id: str) -> StoredImage:
@@ -171,18 +182,12 @@ async def load_owned_image(request: web.Request, image_id: str) -> StoredImage:
     errors={403: "The image belongs to another user", 404: "Image not found"},
 )
 async def get_image(request: web.Request) -> ImageOut:
-    image = await load_owned_image(request, request.match_info["image_id"])
-    return ImageOut(
-        id=image.id,
-        user_id=image.user_id,
-        url=await image_url(request, image),
-        width=image.width,
-        height=image.height,
-        format=image.format,
-        size_bytes=image.size_bytes,
-        original_filename=image.original_filename,
-        uploaded_at=image.uploaded_at,
-    )
+    image_id = request.match_info["image_id"]
+    async with audit.audited(
+        request, action="image.read", resource_type="image", resource_id=image_id[:64]
+    ):
+        image = await load_owned_image(request, image_id)
+    return ImageOut.model_validate(await _describe(request, image))
 
 
 @routes.delete(
@@ -194,7 +199,19 @@ async def get_image(request: web.Request) -> ImageOut:
 async def delete_image(request: web.Request) -> Deleted:
     """Also deletes the previews made from the photo. Rows go only if every
     stored file could be removed: a failed file delete rolls the rows back."""
-    image = await load_owned_image(request, request.match_info["image_id"])
+    image_id = request.match_info["image_id"]
+    async with audit.audited(
+        request, action="image.delete", resource_type="image", resource_id=image_id[:64]
+    ):
+        image = await load_owned_image(request, image_id)
+        previews = await _delete_with_previews(request, image)
+    logger.info("deleted image %s and %d previews", image.id, len(previews))
+    return Deleted(success=True, message=f"Image {image.id} deleted successfully")
+
+
+async def _delete_with_previews(
+    request: web.Request, image: StoredImage
+) -> Sequence[Visualization]:
     storage = request.app[PROVIDERS].storage
     async with request.app[DATABASE].session() as session:
         row = await session.get(StoredImage, image.id)
@@ -211,5 +228,4 @@ async def delete_image(request: web.Request) -> Deleted:
         await session.flush()
         for key in [p.after_storage_key for p in previews] + [image.storage_key]:
             await storage.delete(key)
-    logger.info("deleted image %s and %d previews", image.id, len(previews))
-    return Deleted(success=True, message=f"Image {image.id} deleted successfully")
+    return previews
