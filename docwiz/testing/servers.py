@@ -164,3 +164,19 @@ def postgres_server() -> Iterator[str]:
         process.terminate()
         process.wait(20)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def moto_s3_server() -> Iterator[str]:
+    """A moto server speaking the S3 protocol on 127.0.0.1; yields its URL."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as error:
+        raise ServerUnavailable(f"moto[server] is not installed: {error}") from None
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
