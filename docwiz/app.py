@@ -206,9 +206,10 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
         await broker.shutdown()
 
 
-def _load_catalog() -> CatalogHolder:
+def _load_catalog(settings: Settings) -> CatalogHolder:
+    path = settings.seeds_dir / "procedures.json"
     try:
-        return CatalogHolder(Catalog.load())
+        return CatalogHolder(Catalog.load(path), path)
     except CatalogError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -237,7 +238,7 @@ def create_app(
     )
     app[PROVIDERS] = Providers(pm, settings, app[SECRETS].jwt_secret)
     app[AUTHENTICATOR] = authenticate
-    app[CATALOG] = _load_catalog()
+    app[CATALOG] = _load_catalog(settings)
     app[IMAGE_SLOTS] = asyncio.Semaphore(settings.image_workers)
 
     app.cleanup_ctx.append(_database_ctx)

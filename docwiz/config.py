@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     image_workers: int = Field(default=2, ge=1, le=64)
     """Photos decoded at once; each 24-megapixel photo needs about 100 MB."""
 
+    seeds_dir: Path = Path(__file__).resolve().parent.parent / "seeds"
+    """The data DocWiz ships: ``procedures.json`` and the ``cases/`` demo
+    library. The default is the source tree's ``seeds/``."""
     demo_cases: bool = True
     """Offer the shipped demo case library in similar-case results; a practice
     that imported its own cases turns it off."""

@@ -184,3 +184,23 @@ async def test_new_data_folder_and_database_are_private(tmp_path: Path) -> None:
 
     assert stat.S_IMODE((tmp_path / "fresh").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "fresh" / "docwiz.db").stat().st_mode) == 0o600
+
+
+def test_seed_data_folder_is_a_setting(tmp_path: Path) -> None:
+    import shutil
+
+    from docwiz.app import create_app
+    from docwiz.appkeys import CATALOG
+
+    default = Settings(data_dir=tmp_path / "var").seeds_dir
+    assert (default / "procedures.json").is_file()
+    mine = tmp_path / "seeds"
+    mine.mkdir()
+    shutil.copy(default / "procedures.json", mine / "procedures.json")
+
+    app = create_app(Settings(data_dir=tmp_path / "var", seeds_dir=mine))
+    assert app[CATALOG].path == mine / "procedures.json"
+
+    (mine / "procedures.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"procedures\.json"):
+        create_app(Settings(data_dir=tmp_path / "var", seeds_dir=mine))

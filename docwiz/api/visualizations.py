@@ -442,7 +442,10 @@ async def _ensure_demo_library(app: web.Application) -> None:
             return
         try:
             await ensure_demo_cases(
-                database, app[PROVIDERS].storage, app[CATALOG].current
+                database,
+                app[PROVIDERS].storage,
+                app[CATALOG].current,
+                app[SETTINGS].seeds_dir / "cases",
             )
         except Exception:
             logger.exception("the demo case library could not be loaded")
