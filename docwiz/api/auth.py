@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Literal
@@ -52,7 +51,6 @@ PURGE_INTERVAL_SECONDS = 600.0
 # Argon2 hashes computed at once (logins and registrations). More than the CPUs
 # only adds threads that compete with the event loop and the database threads
 # for the same cores; waiting requests queue here at no cost.
-PASSWORD_SLOTS = web.AppKey("password_slots", asyncio.Semaphore)
 WRONG_CREDENTIALS = "Incorrect email or password"
 
 
@@ -120,10 +118,7 @@ async def register(request: web.Request, body: RegisterIn) -> UserOut:
     """Passwords need 10+ characters mixing three of lower case, upper case,
     digits and symbols, or a passphrase of 16+ characters."""
     try:
-        async with (
-            request.app[PASSWORD_SLOTS],
-            request.app[DATABASE].session() as session,
-        ):
+        async with request.app[DATABASE].session() as session:
             user = await create_user(
                 session, body.email, body.password.get_secret_value()
             )
@@ -151,7 +146,7 @@ def _login_email(raw: str) -> str:
 
 
 async def _check_credentials(
-    database: Database, slots: asyncio.Semaphore, email: str, password: str
+    database: Database, email: str, password: str
 ) -> tuple[User | None, bool]:
     """The account under ``email`` and whether ``password`` opens it.
 
@@ -160,12 +155,11 @@ async def _check_credentials(
     """
     async with database.session() as session:
         user = await find_user_by_email(session, email)
-    async with slots:
-        matches = await verify_password(user.password_hash if user else None, password)
-        if user is None or not matches or not user.is_active:
-            return user, False
-        if needs_rehash(user.password_hash):
-            await _rehash(database, user, password)
+    matches = await verify_password(user.password_hash if user else None, password)
+    if user is None or not matches or not user.is_active:
+        return user, False
+    if needs_rehash(user.password_hash):
+        await _rehash(database, user, password)
     return user, True
 
 
@@ -202,7 +196,6 @@ async def login(request: web.Request, body: LoginIn) -> TokenOut:
 
     user, matches = await _check_credentials(
         request.app[DATABASE],
-        request.app[PASSWORD_SLOTS],
         email,
         body.password.get_secret_value(),
     )
@@ -278,14 +271,6 @@ def make_revocation_list(app: web.Application) -> RevocationList:
     return DatabaseRevocationList(app[DATABASE])
 
 
-def _usable_cpus() -> int:
-    """CPUs this process may run on (a container's affinity, not the host's)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 async def _purge_periodically(revocations: RevocationList) -> None:
     while True:
         try:
@@ -296,11 +281,9 @@ async def _purge_periodically(revocations: RevocationList) -> None:
 
 
 async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the revocation list (after the database) and purge it regularly;
-    bound how many password hashes are computed at once."""
+    """Open the revocation list (after the database) and purge it regularly."""
     revocations = make_revocation_list(app)
     app[REVOCATIONS] = revocations
-    app[PASSWORD_SLOTS] = asyncio.Semaphore(_usable_cpus())
     purger = asyncio.create_task(_purge_periodically(revocations))
     try:
         yield

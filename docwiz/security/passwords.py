@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+T = TypeVar("T")
 
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 low-memory profile
 
@@ -13,8 +19,26 @@ _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 low-memory pr
 _DUMMY_HASH = _hasher.hash("docwiz-timing-equaliser")
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (a container's affinity, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# Hashes queue here rather than in the shared default pool: one argon2 hash
+# per CPU at most, so a burst of logins cannot starve the event loop's own
+# threads (database, image work) of the cores.
+_executor = ThreadPoolExecutor(max_workers=_usable_cpus(), thread_name_prefix="argon2")
+
+
+async def _off_loop(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_executor, function, *args)
+
+
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await _off_loop(_hasher.hash, password)
 
 
 def _verify(stored_hash: str | None, password: str) -> bool:
@@ -29,7 +53,7 @@ def _verify(stored_hash: str | None, password: str) -> bool:
 
 async def verify_password(stored_hash: str | None, password: str) -> bool:
     """Check ``password``; with no stored hash, spend the same time and fail."""
-    return await asyncio.to_thread(_verify, stored_hash, password)
+    return await _off_loop(_verify, stored_hash, password)
 
 
 def needs_rehash(stored_hash: str) -> bool:
