@@ -323,3 +323,28 @@ async def test_image_access_is_audited(
             ("image.delete", owner.id, "success", image_id),
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--x\r\n\r\n"),
+        (
+            "multipart/form-data; boundary=x",
+            b"--x\r\nBad Header\x00: y\r\n\r\nz\r\n--x--\r\n",
+        ),
+        ("multipart/form-data; boundary=x", b"not multipart at all"),
+    ],
+    ids=["no-boundary", "broken-part-headers", "no-parts"],
+)
+async def test_malformed_multipart_is_a_400(
+    client: TestClient[Any, Any], account: Any, content_type: str, body: bytes
+) -> None:
+    response = await client.post(
+        "/api/images/upload",
+        data=body,
+        headers={**account.headers, "Content-Type": content_type},
+    )
+
+    assert response.status == 400
+    assert (await response.json())["code"] == "bad_request"

@@ -9,6 +9,7 @@ from datetime import datetime
 from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -63,6 +64,20 @@ async def _read_file_field(
         raise BadRequest(
             "Send the photo as multipart/form-data in a field named 'file'"
         )
+    try:
+        found = await _find_file_part(request, max_bytes)
+    except (ValueError, HttpProcessingError):
+        # aiohttp's multipart reader raises these for a missing boundary or
+        # broken part headers: the client's mistake, not ours.
+        raise BadRequest("The multipart/form-data body is malformed") from None
+    if found is not None:
+        return found
+    raise BadRequest("The form has no field named 'file'")
+
+
+async def _find_file_part(
+    request: web.Request, max_bytes: int
+) -> tuple[bytes, str | None] | None:
     reader = await request.multipart()
     async for part in reader:
         if not isinstance(part, BodyPartReader) or part.name != "file":
@@ -72,7 +87,7 @@ async def _read_file_field(
         except ImageRejected as exc:
             raise BadRequest(str(exc), code=exc.reason_code) from None
         return data, _clean_filename(part.filename)
-    raise BadRequest("The form has no field named 'file'")
+    return None
 
 
 def _clean_filename(filename: str | None) -> str | None:
