@@ -201,6 +201,7 @@ def _operation(
     errors = {**_DEFAULT_ERRORS[endpoint.auth], **endpoint.errors}
     if endpoint.body is not None:
         errors.setdefault(400, "The body is not JSON")
+        errors.setdefault(415, "The body is not sent as application/json")
         errors.setdefault(422, "The body failed validation")
     if endpoint.query is not None:
         errors.setdefault(400, "Invalid query parameters")
