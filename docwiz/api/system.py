@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 from typing import Any, Literal
 
@@ -80,7 +82,14 @@ async def ready(request: web.Request) -> ReadyOut:
 )
 async def openapi_document(request: web.Request) -> web.Response:
     """Generated from the same route tables the service runs."""
+    return web.Response(text=_openapi_text(), content_type="application/json")
+
+
+@functools.cache
+def _openapi_text() -> str:
+    """Built once per process: the route tables do not change while it runs,
+    and building walks every model's JSON schema."""
     from docwiz.api.openapi import build_openapi
     from docwiz.app import route_tables
 
-    return web.json_response(build_openapi(route_tables()))
+    return json.dumps(build_openapi(route_tables()))
