@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -290,16 +292,26 @@ async def create_visualization(
     },
 )
 async def get_visualization(request: web.Request) -> VisualizationOut:
+    async with _audited_read(request, "visualization.read") as visualization:
+        return await _visualization_out(request, visualization)
+
+
+@asynccontextmanager
+async def _audited_read(
+    request: web.Request, action: str
+) -> AsyncIterator[Visualization]:
+    """The caller's visualization named in the path, its read recorded as
+    ``action`` with the outcome of the whole block (403 and 404 included)."""
     visualization_id = request.match_info["visualization_id"]
     async with audit.audited(
         request,
-        action="visualization.read",
+        action=action,
         resource_type="visualization",
         resource_id=visualization_id[:64],
     ) as event:
         visualization = await _load_owned_visualization(request, visualization_id)
         event.patient_id = visualization.patient_id
-        return await _visualization_out(request, visualization)
+        yield visualization
 
 
 @routes.get(
@@ -321,15 +333,7 @@ async def similar_cases(
     procedure, 0.5 same region) + 0.6 x closeness of the treated region's
     geometry on the two before photos. Demo cases say so (`demo`)."""
     filters, applied = _case_filters(request, query)
-    visualization_id = request.match_info["visualization_id"]
-    async with audit.audited(
-        request,
-        action="similar_cases.read",
-        resource_type="visualization",
-        resource_id=visualization_id[:64],
-    ) as event:
-        visualization = await _load_owned_visualization(request, visualization_id)
-        event.patient_id = visualization.patient_id
+    async with _audited_read(request, "similar_cases.read") as visualization:
         if request.app[SETTINGS].demo_cases:
             await _ensure_demo_library(request.app)
 
